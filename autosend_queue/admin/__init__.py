@@ -1,0 +1,1 @@
+"""Django admin for the app: one module per model family."""

@@ -1,0 +1,64 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import respx
+from django.conf import settings
+from django.test import override_settings
+
+from autosend_queue.transports import locmem
+
+QSTASH_URL = "https://qstash.test"
+
+
+@pytest.fixture(autouse=True)
+def _empty_locmem_outbox() -> Iterator[None]:
+    locmem.outbox.clear()
+    locmem.cancelled.clear()
+    yield
+    locmem.outbox.clear()
+    locmem.cancelled.clear()
+
+
+@pytest.fixture
+def autosend_settings() -> Iterator[Any]:
+    """Change AUTOSEND_QUEUE keys for one test: ``autosend_settings(RATE_LIMIT=5)``."""
+    overrides: list[override_settings] = []
+
+    def apply(**changes: Any) -> None:
+        merged = copy.deepcopy(settings.AUTOSEND_QUEUE)
+        merged.update(changes)
+        override = override_settings(AUTOSEND_QUEUE=merged)
+        override.enable()
+        overrides.append(override)
+
+    yield apply
+    for override in reversed(overrides):
+        override.disable()
+
+
+@pytest.fixture
+def qstash(autosend_settings: Any) -> Iterator[respx.MockRouter]:
+    """The real SDK behind the qstash transport, with its HTTP boundary observed by respx."""
+    autosend_settings(TRANSPORT="qstash", QSTASH_URL=QSTASH_URL)
+    with respx.mock(base_url=QSTASH_URL, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+def mocker_transport_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every publish call the locmem transport receives, in order."""
+    calls: list[int] = []
+    original = locmem.LocmemTransport.publish
+
+    def counting(self: locmem.LocmemTransport, emails: Any) -> Any:
+        calls.append(len(emails))
+        return original(self, emails)
+
+    monkeypatch.setattr(locmem.LocmemTransport, "publish", counting)
+    return calls
