@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +16,32 @@ from django.test import override_settings
 from autosend_queue.transports import locmem
 
 QSTASH_URL = "https://qstash.test"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests whose machinery is missing, unless CI said it must be there.
+
+    ``postgres`` tests need ``DATABASE_URL`` to point at PostgreSQL, ``browser`` tests need
+    Debian's Chromium. With ``REQUIRE_POSTGRES=1`` / ``REQUIRE_BROWSER=1`` (set by .ci/run) a
+    missing one fails the run instead of skipping quietly.
+    """
+    missing = {
+        "postgres": None
+        if settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+        else "needs DATABASE_URL=postgres://...",
+        "browser": None
+        if shutil.which(CHROMIUM)
+        else f"needs {CHROMIUM} (apt-get install chromium)",
+    }
+    for item in items:
+        for marker, reason in missing.items():
+            if reason and item.get_closest_marker(marker):
+                if os.environ.get(f"REQUIRE_{marker.upper()}"):
+                    raise pytest.UsageError(
+                        f"{item.nodeid} {reason}, and REQUIRE_{marker.upper()} is set"
+                    )
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)
