@@ -59,6 +59,7 @@ TEMPLATES = [
 
 STATIC_URL = "/static/"
 LOGIN_REDIRECT_URL = "/"
+DEMO_INBOX_URL = env("DEMO_INBOX_URL", default="http://127.0.0.1:8081/")
 
 AUTOSEND_QUEUE = {
     "API_KEY": env("AUTOSEND_API_KEY", default="AS_demo_key"),

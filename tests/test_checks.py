@@ -65,6 +65,7 @@ def test_an_unknown_key_is_a_warning():
     assert ids(RATE_LIMT=3) == ["autosend_queue.W002"]
 
 
+@pytest.mark.django_db
 def test_checks_run_with_manage_py_check():
     from django.core.management import call_command
 
