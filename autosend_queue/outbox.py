@@ -290,9 +290,10 @@ def publish_on_commit(email_ids: Iterable[int], using: str = "default") -> None:
 
 
 def _publish_waiting(using: str) -> None:
-    ids = _waiting_for_commit.ids.pop(using, set())
-    if ids:
-        publish(due(Email.objects.filter(pk__in=ids)).order_by("id"))
+    ids = sorted(_waiting_for_commit.ids.pop(using, set()))
+    for start in range(0, len(ids), BATCH_SIZE):
+        chunk = ids[start : start + BATCH_SIZE]
+        publish(due(Email.objects.filter(pk__in=chunk)).order_by("id"))
 
 
 def due(emails: QuerySet[Email], now: datetime | None = None) -> QuerySet[Email]:
@@ -352,6 +353,7 @@ def _publish_chunk(emails: list[Email]) -> PublishSummary:
     return summary
 
 
+@transaction.atomic
 def _record_results(emails: list[Email], results: list[PublishResult]) -> None:
     now = timezone.now()
     outcomes = list(zip(emails, results, strict=True))
