@@ -62,6 +62,10 @@ class _RateLimiter:
         self._lock = threading.Lock()
         self._recent: dict[str, deque[float]] = {}
 
+    def forget(self) -> None:
+        with self._lock:
+            self._recent.clear()
+
     def check(self, key: str) -> _RateDecision:
         now = time.monotonic()
         with self._lock:
@@ -117,7 +121,15 @@ class AutoSendSandbox:
         return self._mailbox.all()
 
     def clear(self) -> None:
+        """Forget the received emails."""
         self._mailbox.clear()
+
+    def reset(self) -> None:
+        """Forget the received emails, switch every fault off and start the rate limit afresh."""
+        self.clear()
+        self.reset_faults()
+        if self._rate_limiter is not None:
+            self._rate_limiter.forget()
 
     @property
     def faults(self) -> Faults:

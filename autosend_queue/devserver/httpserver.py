@@ -80,6 +80,8 @@ class Response:
 
 Handler = Callable[[Request], Response]
 
+SHUTDOWN_POLL_SECONDS = 0.02
+
 
 class _QuietThreadingHTTPServer(ThreadingHTTPServer):
     # Non-daemon handler threads are tracked, so server_close() joins them.
@@ -124,7 +126,7 @@ class BackgroundHTTPServer:
 
     def __init__(self, host: str, port: int, handle: Handler, name: str) -> None:
         self._server = _QuietThreadingHTTPServer((host, port), _request_handler_class(handle))
-        self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
 
     @property
     def url(self) -> str:
@@ -139,6 +141,10 @@ class BackgroundHTTPServer:
 
     def start(self) -> None:
         self._thread.start()
+
+    def _serve(self) -> None:
+        # A short poll interval keeps stop() quick (the default is half a second).
+        self._server.serve_forever(poll_interval=SHUTDOWN_POLL_SECONDS)
 
     def stop(self) -> None:
         """Stop accepting, wait for the requests being answered, close the socket."""

@@ -116,6 +116,14 @@ class QStashEmulator:
         with self._lock:
             return list(self._attempts)
 
+    def reset(self) -> None:
+        """Forget every message, dead letter, attempt and deduplication id."""
+        with self._lock:
+            self._messages.clear()
+            self._dead_letters.clear()
+            self._attempts.clear()
+            self._deduplication.clear()
+
     def release(self, message_id: str) -> bool:
         """Deliver a waiting (delayed or between retries) message now; False if none was waiting."""
         return self._scheduler.make_due_now(message_id) > 0

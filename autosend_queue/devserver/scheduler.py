@@ -131,6 +131,9 @@ class Scheduler:
             return self._condition.wait_for(self._is_idle, timeout)
 
     def _is_idle(self) -> bool:
+        # Cancelled jobs would otherwise count as waiting until their due time.
+        self._heap = [job for job in self._heap if job.is_live()]
+        heapq.heapify(self._heap)
         parked = any(state.parked for state in self._flows.values())
         return not self._heap and not parked and self._running_jobs == 0
 

@@ -9,6 +9,8 @@ credentials are public.
         assert dev.sandbox.emails
 """
 
+import ssl
+from functools import cache
 from types import TracebackType
 
 import httpx
@@ -60,7 +62,7 @@ class DevServer:
         self._host = host
         self._ports = (qstash_port, autosend_port)
         self._scheduler = Scheduler()
-        self._client = httpx.Client(follow_redirects=False)
+        self._client = httpx.Client(follow_redirects=False, verify=_tls_context())
         self.qstash = QStashEmulator(
             scheduler=self._scheduler,
             client=self._client,
@@ -153,9 +155,26 @@ class DevServer:
         """Every delivery and callback request made so far, oldest first."""
         return self.qstash.attempts
 
+    def reset(self, timeout: float = 5.0) -> None:
+        """Forget all state (messages, DLQ, attempts, emails, faults) and let running work end.
+
+        Lets one server be shared by many tests; raises TimeoutError if work is still running.
+        """
+        self.qstash.reset()
+        self.sandbox.reset()
+        if not self.wait_idle(timeout):
+            raise TimeoutError(f"devserver still busy after {timeout} s")
+
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until nothing is waiting or running (deliveries, callbacks, webhooks).
 
         Returns False when ``timeout`` seconds pass first, e.g. while a delayed message waits.
         """
         return self._scheduler.wait_idle(timeout)
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context per process: building one takes tens of milliseconds, and tests start many
+    servers."""
+    return ssl.create_default_context()
