@@ -2,8 +2,8 @@
 
 import re
 
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PART = re.compile(r"(\d+)([smhd])")
 
 
 def parse_duration(text: str) -> float:
@@ -17,4 +17,4 @@ def parse_duration(text: str) -> float:
     parts = _PART.findall(text)
     if not parts or "".join(number + unit for number, unit in parts) != text:
         raise ValueError(f"invalid duration: {text!r}")
-    return sum(int(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    return float(sum(int(number) * _UNIT_SECONDS[unit] for number, unit in parts))

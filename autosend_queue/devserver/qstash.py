@@ -116,6 +116,11 @@ class QStashEmulator:
         with self._lock:
             return list(self._attempts)
 
+    def drop_messages(self) -> None:
+        """Forget the messages not delivered yet, as if each had been cancelled."""
+        with self._lock:
+            self._messages.clear()
+
     def reset(self) -> None:
         """Forget every message, dead letter, attempt and deduplication id."""
         with self._lock:

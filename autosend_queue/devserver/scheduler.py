@@ -113,12 +113,12 @@ class Scheduler:
         self.call_at(time.monotonic(), action)
 
     def make_due_now(self, tag: str) -> int:
-        """Move the waiting jobs tagged ``tag`` to now; return how many were moved."""
+        """Move the live waiting jobs tagged ``tag`` to now; return how many were moved."""
         now = time.monotonic()
         with self._condition:
             moved = 0
             for job in self._heap:
-                if job.due > now and job.tag == tag:
+                if job.due > now and job.tag == tag and job.is_live():
                     job.due = now
                     moved += 1
             heapq.heapify(self._heap)

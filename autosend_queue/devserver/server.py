@@ -155,15 +155,21 @@ class DevServer:
         """Every delivery and callback request made so far, oldest first."""
         return self.qstash.attempts
 
+    def release(self, message_id: str) -> bool:
+        """Deliver a delayed message (or one between retries) now; False if it is not waiting."""
+        return self.qstash.release(message_id)
+
     def reset(self, timeout: float = 5.0) -> None:
         """Forget all state (messages, DLQ, attempts, emails, faults) and let running work end.
 
         Lets one server be shared by many tests; raises TimeoutError if work is still running.
         """
-        self.qstash.reset()
-        self.sandbox.reset()
+        self.qstash.drop_messages()
         if not self.wait_idle(timeout):
             raise TimeoutError(f"devserver still busy after {timeout} s")
+        # Only now: the work that was running may have recorded attempts, emails, dead letters.
+        self.qstash.reset()
+        self.sandbox.reset()
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until nothing is waiting or running (deliveries, callbacks, webhooks).

@@ -24,7 +24,7 @@ def _lower_keys(headers: Any) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Received:
-    """A request the destination got; header names are lower-cased."""
+    """A request the destination got; header names are lower-cased, ``at`` is a wall time."""
 
     method: str
     path: str
@@ -83,9 +83,7 @@ class Destination:
             def _record_and_reply(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 destination.requests.append(
-                    Received(
-                        self.command, self.path, _lower_keys(self.headers), body, time.monotonic()
-                    )
+                    Received(self.command, self.path, _lower_keys(self.headers), body, time.time())
                 )
                 reply = destination._next_reply()
                 time.sleep(reply.delay)
@@ -144,6 +142,15 @@ def http() -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def destination() -> Iterator[Destination]:
+    endpoint = Destination()
+    endpoint.start()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Destination]:
+    """A second endpoint, for callbacks and webhooks."""
     endpoint = Destination()
     endpoint.start()
     yield endpoint
