@@ -130,10 +130,10 @@ class BackgroundHTTPServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host = str(self._server.server_address[0])
         # A wildcard address is not something a client can call: show the loopback instead.
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
-        return f"http://{shown_host}:{port}"
+        return f"http://{shown_host}:{self.port}"
 
     @property
     def port(self) -> int:
