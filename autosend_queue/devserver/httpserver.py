@@ -6,6 +6,7 @@ as soon as it has answered and `stop()` can join them all.
 """
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ class Response:
 
 Handler = Callable[[Request], Response]
 
+logger = logging.getLogger(__name__)
+
 SHUTDOWN_POLL_SECONDS = 0.02
 
 
@@ -102,7 +105,12 @@ def _request_handler_class(handle: Handler) -> type[BaseHTTPRequestHandler]:
                 body=self.rfile.read(length) if length else b"",
                 client_ip=self.client_address[0],
             )
-            self._send(handle(request))
+            try:
+                response = handle(request)
+            except Exception:
+                logger.exception("devserver failed on %s %s", request.method, request.raw_path)
+                response = Response.json(500, {"error": "devserver internal error"})
+            self._send(response)
 
         def _send(self, response: Response) -> None:
             self.send_response(response.status)
