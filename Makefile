@@ -20,7 +20,7 @@ test: install
 
 demo: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python manage.py demo
 
 bench: install
 	$(BIN)/python -m benchmarks
