@@ -8,7 +8,7 @@ its Emails go out through the outbox: published on commit, one QStash call per 1
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +32,10 @@ UserData = Callable[["AbstractBaseUser"], Mapping[str, Any]]
 
 @dataclass(frozen=True)
 class Recipient:
-    """A user who can be enrolled: their AutoSend address and the data their emails get."""
+    """A user who can be enrolled, with their AutoSend address."""
 
     user: AbstractBaseUser
     address: payloads.Address
-    data: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -159,8 +158,7 @@ def _recipients(users: Iterable[AbstractBaseUser], sequence: Sequence) -> list[R
         except InvalidPayload:
             unreachable.append(user.pk)
             continue
-        data = {**default_user_data(user), **project_user_data(user)}
-        recipients[user.pk] = Recipient(user, address, data)
+        recipients[user.pk] = Recipient(user, address)
     if unreachable:
         logger.warning(
             "autosend_queue: %d users without a valid email address not enrolled in %r: %s",
@@ -206,16 +204,32 @@ def _write_enrollments(
     )
     outbox.create_emails(
         [
-            _step_email(step, enrollment, recipient)
+            email
             for recipient, enrollment in zip(newcomers, created, strict=True)
-            for step in steps
-            if step_key(step, recipient.user.pk) not in written
+            for email in _emails_for(recipient, enrollment, steps, written)
         ]
     )
     return {enrollment.user_id: enrollment for enrollment in created}
 
 
-def _step_email(step: SequenceStep, enrollment: Enrollment, recipient: Recipient) -> Email:
+def _emails_for(
+    recipient: Recipient,
+    enrollment: Enrollment,
+    steps: list[SequenceStep],
+    written: Collection[str | None],
+) -> list[Email]:
+    """One Email per step not yet written for this user; ``USER_DATA`` is called once per user."""
+    data = {**default_user_data(recipient.user), **project_user_data(recipient.user)}
+    return [
+        _step_email(step, enrollment, recipient, data)
+        for step in steps
+        if step_key(step, recipient.user.pk) not in written
+    ]
+
+
+def _step_email(
+    step: SequenceStep, enrollment: Enrollment, recipient: Recipient, user_data: Mapping[str, Any]
+) -> Email:
     if not isinstance(step.dynamic_data, Mapping):
         raise InvalidPayload(
             f"steps[{step.position}].dynamic_data", "type", "must be a JSON object"
@@ -227,7 +241,7 @@ def _step_email(step: SequenceStep, enrollment: Enrollment, recipient: Recipient
         html=step.html or None,
         text=step.text or None,
         template_id=step.template_id or None,
-        dynamic_data={**recipient.data, **step.dynamic_data},
+        dynamic_data={**user_data, **step.dynamic_data},
     )
     return outbox.new_email(
         payload,

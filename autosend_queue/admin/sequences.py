@@ -73,9 +73,13 @@ class SequenceStepForm(forms.ModelForm):
         fields = ("position", "delay", *STEP_FIELDS)
         help_texts = {"delay": _("Days and time after enrollment: “2 03:00:00” is 2 days 3 hours.")}
         widgets = {
-            "html": forms.Textarea(attrs={"rows": 3, "cols": 40}),
-            "text": forms.Textarea(attrs={"rows": 3, "cols": 30}),
-            "dynamic_data": forms.Textarea(attrs={"rows": 3, "cols": 24}),
+            "position": forms.NumberInput(attrs={"style": "width: 4em"}),
+            "delay": forms.TextInput(attrs={"size": 10}),
+            "template_id": forms.TextInput(attrs={"size": 10}),
+            "subject": forms.TextInput(attrs={"size": 20}),
+            "dynamic_data": forms.Textarea(attrs={"rows": 2, "cols": 14}),
+            "html": forms.Textarea(attrs={"rows": 2, "cols": 24}),
+            "text": forms.Textarea(attrs={"rows": 2, "cols": 16}),
         }
 
 
