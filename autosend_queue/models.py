@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -89,6 +90,33 @@ class SequenceStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sequence} #{self.position}"
+
+    def clean(self) -> None:
+        """Content is an AutoSend template, or a subject with html and/or text: not both."""
+        errors: dict[str, ValidationError] = {}
+        if self.delay is not None and self.delay < timedelta(0):
+            errors["delay"] = ValidationError(_("A delay cannot be negative."), code="min_value")
+        if self.template_id:
+            for field in ("html", "text"):
+                if getattr(self, field):
+                    errors[field] = ValidationError(
+                        _("Leave empty when a template id is given: the template is the content."),
+                        code="exclusive",
+                    )
+        elif not self.subject:
+            errors["subject"] = ValidationError(
+                _("A subject is required without a template id."), code="required"
+            )
+        elif not (self.html or self.text):
+            errors["html"] = ValidationError(
+                _("Give html or text (or a template id instead)."), code="required"
+            )
+        if not isinstance(self.dynamic_data, dict):
+            errors["dynamic_data"] = ValidationError(
+                _('Must be a JSON object, such as {"plan": "free"}.'), code="type"
+            )
+        if errors:
+            raise ValidationError(errors)
 
 
 class Enrollment(models.Model):

@@ -99,6 +99,7 @@ class EnrollmentFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Enrollment
 
-    sequence = factory.SubFactory(SequenceFactory)
+    # A manual sequence: with a signup one, creating the user would enroll them already.
+    sequence = factory.SubFactory(SequenceFactory, trigger=Sequence.Trigger.MANUAL)
     user = factory.SubFactory(UserFactory)
     enrolled_at = factory.LazyFunction(timezone.now)

@@ -4,4 +4,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("autosend/", include("autosend_queue.urls")),
+    path("signup/", include("tests.signup_views")),
 ]
