@@ -158,35 +158,44 @@ def storable(text: str, limit: int) -> str:
 
 
 def _apply(email: Email, callback: Callback, answer: AutoSendAnswer) -> bool:
-    target = callback.target
     previous_status = email.status
-    facts: dict[str, Any] = {"attempts": max(email.attempts, callback.attempt)}
-    if callback.dlq_id:
-        facts["dlq_id"] = callback.dlq_id
-    moved = False
-    if previous_status in states.ALLOWED_SOURCES[target]:
-        changes = {**_status_fields(email, callback, answer), **facts}
-        moved = states.transition([email.pk], target, fields=changes) == 1
-    else:
-        changes = facts
-        Email.objects.filter(pk=email.pk).update(**changes)
-    for name, value in changes.items():
-        setattr(email, name, value)
+    moved = _write(email, callback, answer)
     if moved:
-        email.status = target
-        _signal_on_commit(email, target)
+        _signal_on_commit(email, callback.target)
     else:
         logger.info(
             "autosend_queue: %s callback for email %s ignored: it is %s",
-            target,
+            callback.target,
             email.uuid,
             previous_status,
         )
     EmailEvent.objects.create(
         email=email,
-        kind=_event_kind(target, moved),
+        kind=_event_kind(callback.target, moved),
         data=_event_data(email, callback, answer, ignored_status="" if moved else previous_status),
     )
+    return moved
+
+
+def _write(email: Email, callback: Callback, answer: AutoSendAnswer) -> bool:
+    """One UPDATE of the locked row, mirrored on ``email``; whether its status moved.
+
+    Facts that hold whatever the status (the attempts made, the DLQ id) are written either way;
+    the status and its fields only where the machine allows the move.
+    """
+    changes: dict[str, Any] = {"attempts": max(email.attempts, callback.attempt)}
+    if callback.dlq_id:
+        changes["dlq_id"] = callback.dlq_id
+    moved = False
+    if email.status in states.ALLOWED_SOURCES[callback.target]:
+        changes.update(_status_fields(email, callback, answer))
+        moved = states.transition([email.pk], callback.target, fields=changes) == 1
+    else:
+        Email.objects.filter(pk=email.pk).update(**changes)
+    for name, value in changes.items():
+        setattr(email, name, value)
+    if moved:
+        email.status = callback.target
     return moved
 
 

@@ -229,7 +229,14 @@ def test_a_token_for_the_attempt_endpoint_is_refused_on_the_failure_endpoint(cli
 
 @pytest.mark.parametrize(
     "raw",
-    [b"not json", b"[1, 2]", b'"a string"', b'{"status": NaN}', b"[" * 100_000, b"\xff\xfe{"],
+    [
+        b"not json",
+        b"[1, 2]",
+        b'"a string"',
+        b'{"status": 200, "retried": 0, "maxRetries": 3, "header": NaN}',
+        b"[" * 100_000,
+        b"\xff\xfe{",
+    ],
     ids=["text", "array", "string", "nan", "deeply-nested", "bad-encoding"],
 )
 def test_a_signed_body_that_is_not_a_json_object_answers_400(client, email, raw):

@@ -143,6 +143,11 @@ def test_a_claim_of_the_wrong_type_is_refused_not_raised():
     assert refused_check(qstash_signature(BODY, URL, exp="soon")) == "malformed"
 
 
+@pytest.mark.parametrize("claims", [{"jti": 5}, {"iat": "noon"}], ids=["jti", "iat"])
+def test_an_optional_claim_of_the_wrong_type_is_refused(claims):
+    assert refused_check(qstash_signature(BODY, URL, **claims)) == "invalid_claim"
+
+
 def test_the_refusal_names_neither_the_key_nor_the_token():
     token = qstash_signature(BODY, URL, key="sig_an0therKeyTheAttackerChose0000")
     with pytest.raises(SignatureError) as refusal:
