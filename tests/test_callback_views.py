@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from autosend_queue import views
 from autosend_queue.models import EmailEvent, EmailStatus
+from autosend_queue.transports.base import build_message
 from tests.factories import EmailFactory, QueuedEmailFactory
 from tests.signing import (
     CURRENT_KEY,
@@ -60,6 +61,12 @@ def test_a_signed_failure_callback_marks_the_email_failed(client, email):
     email.refresh_from_db()
     assert response.status_code == 200
     assert (email.status, email.dlq_id) == (EmailStatus.FAILED, "dlq_9")
+
+
+@pytest.mark.parametrize("failure", [False, True], ids=["callback", "failure-callback"])
+def test_the_urls_published_to_qstash_are_the_ones_accepted_here(email, failure):
+    published = build_message(email)["failure_callback" if failure else "callback"]
+    assert published == callback_url(email, failure=failure)
 
 
 def test_the_endpoint_is_exempt_from_csrf(email):
