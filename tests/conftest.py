@@ -14,6 +14,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from autosend_queue.transports import locmem
+from tests.signing import CURRENT_KEY, NEXT_KEY
 
 QSTASH_URL = "https://qstash.test"
 CHROMIUM = "/usr/bin/chromium"
@@ -90,3 +91,9 @@ def mocker_transport_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(locmem.LocmemTransport, "publish", counting)
     return calls
+
+
+@pytest.fixture
+def qstash_signing_keys(autosend_settings: Any) -> None:
+    """QStash's public development signing keys, which ``tests.signing`` signs with."""
+    autosend_settings(QSTASH_CURRENT_SIGNING_KEY=CURRENT_KEY, QSTASH_NEXT_SIGNING_KEY=NEXT_KEY)
