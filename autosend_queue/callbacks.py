@@ -29,10 +29,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from autosend_queue import states
-from autosend_queue.conf import app_settings
 from autosend_queue.exceptions import InvalidPayload
 from autosend_queue.models import Email, EmailEvent
 from autosend_queue.signals import email_failed, email_sent
+from autosend_queue.text import storable
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ ERROR_LIMIT = 1000
 ID_LIMIT = 100
 RETRIES_LIMIT = 1000
 LATEST_MILLISECONDS = 253402300799999  # the last millisecond of year 9999
-REDACTED = "[redacted]"
 
 
 class Outcome(StrEnum):
@@ -147,14 +146,6 @@ def describe_error(callback: Callback, answer: AutoSendAnswer) -> str:
     status = " ".join(part for part in (f"HTTP {callback.status_code}", answer.error_code) if part)
     detail = answer.error_message or answer.text
     return storable(f"{status}: {detail}" if detail else status, ERROR_LIMIT)
-
-
-def storable(text: str, limit: int) -> str:
-    """``text`` safe to store and show: no API key, no NUL or lone surrogate, at most ``limit``."""
-    if app_settings.API_KEY:
-        text = text.replace(app_settings.API_KEY, REDACTED)
-    text = text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-    return text[:limit]
 
 
 def _apply(email: Email, callback: Callback, answer: AutoSendAnswer) -> bool:

@@ -360,7 +360,14 @@ def _record_results(emails: list[Email], results: list[PublishResult]) -> None:
     accepted = {e.pk: {"qstash_message_id": r.message_id} for e, r in outcomes if r.accepted}
     rejected = {e.pk: {"last_error": r.error} for e, r in outcomes if r.permanent}
     deferred = [(e.pk, r.error) for e, r in outcomes if not (r.accepted or r.permanent)]
-    states.transition(accepted, states.QUEUED, fields={"published_at": now}, per_email=accepted)
+    moved = states.transition(
+        accepted, states.QUEUED, fields={"published_at": now}, per_email=accepted
+    )
+    if moved < len(accepted):
+        # A callback overtook this answer and moved the Email on; still keep its message id.
+        Email.objects.filter(pk__in=list(accepted), qstash_message_id="").update(
+            published_at=now, qstash_message_id=states.per_row_value("qstash_message_id", accepted)
+        )
     states.transition(rejected, states.FAILED, per_email=rejected)
     if deferred:
         # A transient error is the batch's, so it is the same for every Email of the chunk.

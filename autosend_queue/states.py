@@ -62,15 +62,17 @@ def transition(
 
 def _per_row_values(per_email: Mapping[int, Mapping[str, Any]]) -> dict[str, Case]:
     names = {name for values in per_email.values() for name in values}
-    return {
-        name: Case(
-            *(
-                When(pk=email_id, then=Value(values[name]))
-                for email_id, values in per_email.items()
-                if name in values
-            ),
-            default=name,
-            output_field=cast(Field, Email._meta.get_field(name)),
-        )
-        for name in names
-    }
+    return {name: per_row_value(name, per_email) for name in names}
+
+
+def per_row_value(name: str, per_email: Mapping[int, Mapping[str, Any]]) -> Case:
+    """A CASE giving each Email in ``per_email`` its own value of field ``name``."""
+    return Case(
+        *(
+            When(pk=email_id, then=Value(values[name]))
+            for email_id, values in per_email.items()
+            if name in values
+        ),
+        default=name,
+        output_field=cast(Field, Email._meta.get_field(name)),
+    )

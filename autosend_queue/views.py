@@ -17,7 +17,7 @@ from uuid import UUID
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from autosend_queue import callbacks, signing
+from autosend_queue import callbacks, signing, webhooks
 from autosend_queue.conf import app_settings
 from autosend_queue.exceptions import InvalidPayload, SignatureError
 
@@ -125,5 +125,8 @@ def failure_callback(
     return JsonResponse({"outcome": outcome})
 
 
-def webhook(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(status=501)
+@verified_json_view(webhooks.verify_autosend_request)
+def webhook(request: HttpRequest, document: dict[str, Any]) -> HttpResponse:
+    """AutoSend's delivery webhooks, recorded once per ``X-Webhook-Delivery-Id``."""
+    event = webhooks.parse_event(document, request.headers)
+    return JsonResponse({"outcome": webhooks.record(event)})

@@ -103,3 +103,20 @@ class EnrollmentFactory(factory.django.DjangoModelFactory):
     sequence = factory.SubFactory(SequenceFactory, trigger=Sequence.Trigger.MANUAL)
     user = factory.SubFactory(UserFactory)
     enrolled_at = factory.LazyFunction(timezone.now)
+
+
+class SentEmailFactory(EmailFactory):
+    """A single send AutoSend accepted: its webhooks find it by ``autosend_email_id``."""
+
+    status = EmailStatus.SENT
+    qstash_message_id = factory.Sequence(lambda n: f"msg_sent_{n:08d}")
+    autosend_email_id = factory.Sequence(lambda n: f"{n:024x}")
+    sent_at = factory.LazyFunction(timezone.now)
+
+
+class EmailRecipientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = EmailRecipient
+
+    email = factory.SubFactory(EmailFactory, with_recipients=False)
+    address = factory.Sequence(lambda n: f"recipient{n}@example.com")

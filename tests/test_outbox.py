@@ -217,3 +217,21 @@ def test_cancel_leaves_sent_emails_alone():
     email.refresh_from_db()
     assert email.status == EmailStatus.SENT
     assert locmem.cancelled == []
+
+
+def test_a_callback_that_overtakes_the_publish_answer_keeps_the_message_id(monkeypatch):
+    from autosend_queue import states
+    from autosend_queue.transports.locmem import LocmemTransport
+
+    original = LocmemTransport.publish
+
+    def deliver_before_answering(self, emails):
+        results = original(self, emails)
+        states.transition([email.pk for email in emails], states.SENT)
+        return results
+
+    monkeypatch.setattr(LocmemTransport, "publish", deliver_before_answering)
+    email = welcome()
+    email.refresh_from_db()
+    assert email.status == EmailStatus.SENT
+    assert email.qstash_message_id == locmem.outbox[0].message_id

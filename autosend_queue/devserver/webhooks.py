@@ -35,6 +35,9 @@ class WebhookEvent:
         return cls(event_type, body, f"whd_{uuid.uuid4().hex}")
 
 
+FIRST_EVENT_DELAY_SECONDS = 0.5
+
+
 class WebhookSender:
     """Posts chains of events to a webhook URL, one chain after the other event by event."""
 
@@ -44,9 +47,14 @@ class WebhookSender:
         self._time_scale = time_scale
 
     def send_in_order(self, url: str, secret: str, events: list[WebhookEvent]) -> None:
-        """Post ``events`` one by one; each starts once the one before it succeeded or gave up."""
+        """Post ``events`` one by one; each starts once the one before it succeeded or gave up.
+
+        The first waits ``FIRST_EVENT_DELAY_SECONDS``, as AutoSend reports an email only after
+        handing it on: by then QStash has had the answer and called the publisher back.
+        """
         if events:
-            self._scheduler.call_soon(lambda: self._attempt(url, secret, events, attempt=0))
+            due = time.monotonic() + FIRST_EVENT_DELAY_SECONDS
+            self._scheduler.call_at(due, lambda: self._attempt(url, secret, events, attempt=0))
 
     def _attempt(self, url: str, secret: str, events: list[WebhookEvent], attempt: int) -> None:
         event, *later_events = events

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from autosend_queue import cancel, send_email
-from autosend_queue.models import Email, EmailEvent, EmailStatus
+from autosend_queue.models import DeliveryStatus, Email, EmailEvent, EmailStatus
 from tests.e2e.conftest import E2E_API_KEY, wait_for, wait_for_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -39,7 +39,7 @@ def test_a_500_from_autosend_gives_retrying_then_sent(dev):
     dev.sandbox.fail_next(1)
     email = wait_for_status(welcome(), EmailStatus.SENT)
     attempts = email.events.filter(kind=EmailEvent.Kind.ATTEMPT).order_by("id")
-    assert [event.data["status"] for event in attempts] == [500, 200]
+    assert [event.data["status_code"] for event in attempts] == [500, 200]
     assert email.attempts == 2
 
 
@@ -84,6 +84,18 @@ def test_qstash_down_gives_pending_then_flush_sends_exactly_once(dev, autosend_s
     wait_for_status(email, EmailStatus.SENT)
     assert dev.wait_idle(10)
     assert len(dev.sandbox.emails) == 1
+
+
+def test_autosends_webhooks_mark_the_email_delivered(dev):
+    email = wait_for_status(welcome(), EmailStatus.SENT)
+
+    def delivered() -> bool:
+        email.refresh_from_db()
+        return email.delivery_status == DeliveryStatus.DELIVERED
+
+    wait_for(delivered, what="the email.delivered webhook")
+    webhooks = email.events.filter(kind=EmailEvent.Kind.WEBHOOK).order_by("id")
+    assert [event.data["type"] for event in webhooks] == ["email.sent", "email.delivered"]
 
 
 def test_sendtest_reports_a_sent_email(dev):
