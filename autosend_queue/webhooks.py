@@ -27,7 +27,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from autosend_queue import outbox, states
+from autosend_queue import sequences, states
 from autosend_queue.conf import app_settings
 from autosend_queue.exceptions import SignatureError
 from autosend_queue.models import DeliveryStatus, Email, EmailEvent, EmailRecipient, Enrollment
@@ -289,18 +289,16 @@ def _advance_delivery_status(email: Email, event: WebhookEvent) -> bool:
 
 
 def cancel_remaining_drips(address: str) -> int:
-    """Cancel the drip Emails still to go to ``address`` and end their enrollments.
-
-    Returns how many Emails were cancelled. Enrollments are ended first, while their Emails are
-    still cancellable and so still find them.
-    """
-    remaining = Email.objects.filter(
+    """End the enrollments with Emails still to go to ``address``, through the sequences' cancel
+    path; return how many Emails were cancelled."""
+    in_flight = Email.objects.filter(
         Q(to_email=address)
         | Q(pk__in=EmailRecipient.objects.filter(address=address).values("email_id")),
         enrollment__isnull=False,
         status__in=states.CANCELLABLE,
     )
-    Enrollment.objects.filter(
-        pk__in=remaining.values("enrollment_id"), status=Enrollment.Status.ACTIVE
-    ).update(status=Enrollment.Status.CANCELLED, updated_at=timezone.now())
-    return outbox.cancel(remaining)
+    enrollment_ids = set(in_flight.values_list("enrollment_id", flat=True))
+    if not enrollment_ids:
+        return 0
+    enrollments = Enrollment.objects.filter(pk__in=enrollment_ids)
+    return sequences.cancel_enrollments(enrollments).emails
