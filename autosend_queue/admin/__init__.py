@@ -1,1 +1,3 @@
 """Django admin for the app: one module per model family."""
+
+from autosend_queue.admin import emails  # noqa: F401
