@@ -186,6 +186,7 @@ def test_beyond_the_cap_the_count_says_more_than_and_stops_counting(admin_client
     assert response.context["cl"].result_count == COUNT_CAP
     assert f"More than {COUNT_CAP} emails" in response.content.decode()
     assert f"Select all matching emails (more than {COUNT_CAP})" in response.content.decode()
+    assert f"{COUNT_CAP} results" not in response.content.decode()
 
 
 # Session, user, recent status counts, sequence choices, capped count, the page.
