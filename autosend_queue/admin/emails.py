@@ -105,7 +105,7 @@ def search_filter(term: str) -> Q:
     if term.startswith("msg_"):
         return Q(qstash_message_id=term)
     if AUTOSEND_ID_PATTERN.match(term):
-        return Q(autosend_email_id=term.lower())
+        return Q(autosend_email_id=term)
     return Q(subject__icontains=term)
 
 
@@ -114,7 +114,7 @@ def status_badge(email: Email) -> SafeString:
         '<span class="autosend-status autosend-status-{}">'
         '<span aria-hidden="true">{}</span> {}</span>',
         email.status,
-        STATUS_SYMBOLS.get(EmailStatus(email.status), ""),
+        STATUS_SYMBOLS.get(email.status, ""),
         email.get_status_display(),
     )
 
