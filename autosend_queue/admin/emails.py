@@ -46,7 +46,7 @@ AUTOSEND_ID_PATTERN = re.compile(r"^[0-9a-f]{24}$", re.IGNORECASE)
 
 # A symbol per status, so the badge reads the same without its colour (and in a screen reader,
 # which gets the text label).
-STATUS_SYMBOLS = {
+STATUS_SYMBOLS: dict[str, str] = {
     EmailStatus.PENDING: "○",
     EmailStatus.QUEUED: "◔",
     EmailStatus.RETRYING: "↻",
