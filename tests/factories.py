@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from autosend_queue.models import (
@@ -120,3 +121,21 @@ class EmailRecipientFactory(factory.django.DjangoModelFactory):
 
     email = factory.SubFactory(EmailFactory, with_recipients=False)
     address = factory.Sequence(lambda n: f"recipient{n}@example.com")
+
+
+class StaffUserFactory(UserFactory):
+    """A staff user; ``StaffUserFactory(permissions=["view_email"])`` grants app permissions."""
+
+    class Meta:
+        skip_postgeneration_save = True
+
+    is_staff = True
+
+    @factory.post_generation
+    def permissions(user, create: bool, extracted: list[str] | None, **kwargs: object) -> None:
+        if create and extracted:
+            user.user_permissions.add(
+                *Permission.objects.filter(
+                    content_type__app_label="autosend_queue", codename__in=extracted
+                )
+            )

@@ -1,3 +1,3 @@
 """Django admin for the app: one module per model family."""
 
-from autosend_queue.admin import sequences  # noqa: F401
+from autosend_queue.admin import emails, sequences  # noqa: F401
