@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
+from django.utils.module_loading import import_string
 
 from autosend_queue.conf import DEFAULTS, app_settings
 from autosend_queue.transports import BUILT_IN
@@ -27,6 +28,8 @@ def check_settings(
         *_public_url(),
         *_rate_limit(),
         *_transport(),
+        *_user_data(),
+        *_webhook_secret(),
     ]
 
 
@@ -112,8 +115,6 @@ def _rate_limit() -> list[checks.CheckMessage]:
 
 
 def _transport() -> list[checks.CheckMessage]:
-    from django.utils.module_loading import import_string
-
     name = app_settings.TRANSPORT
     try:
         import_string(BUILT_IN.get(name, name))
@@ -137,5 +138,30 @@ def _unknown_keys() -> list[checks.CheckMessage]:
             2,
             f"AUTOSEND_QUEUE has unknown keys: {', '.join(unknown)}.",
             f"Known keys: {', '.join(DEFAULTS)}.",
+        )
+    ]
+
+
+def _user_data() -> list[checks.CheckMessage]:
+    path = app_settings.USER_DATA
+    if path is None:
+        return []
+    try:
+        function = import_string(path) if isinstance(path, str) else path
+    except ImportError as error:
+        return [_error(7, f"AUTOSEND_QUEUE['USER_DATA'] = {path!r} cannot be imported: {error}")]
+    if not callable(function):
+        return [_error(7, f"AUTOSEND_QUEUE['USER_DATA'] = {path!r} is not callable.")]
+    return []
+
+
+def _webhook_secret() -> list[checks.CheckMessage]:
+    if app_settings.WEBHOOK_SECRET or not _uses_qstash():
+        return []
+    return [
+        _warning(
+            3,
+            "AUTOSEND_QUEUE['WEBHOOK_SECRET'] is not set: every AutoSend webhook is refused.",
+            "Set it to the webhook's signing secret (whsec_...) to track delivery.",
         )
     ]

@@ -3,7 +3,8 @@
 - A user created active is enrolled in every active signup sequence once the signup commits
   (``ENROLL_ON_SIGNUP``). Nothing here may break a signup: errors are logged.
 - A user deleted, or saved inactive, has their remaining drip Emails cancelled.
-- An Email sent may be the last of its enrollment, which is then completed.
+- An Email sent (or failed for good) may be the last of its enrollment, which is then completed:
+  the sequence has nothing more to send.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.db.models.signals import post_save, pre_delete
 from autosend_queue import sequences
 from autosend_queue.conf import app_settings
 from autosend_queue.models import Email, Sequence
-from autosend_queue.signals import email_sent
+from autosend_queue.signals import email_failed, email_sent
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -32,7 +33,8 @@ def connect() -> None:
     user_model = settings.AUTH_USER_MODEL
     post_save.connect(user_saved, sender=user_model, dispatch_uid="autosend_queue.user_saved")
     pre_delete.connect(user_deleted, sender=user_model, dispatch_uid="autosend_queue.user_deleted")
-    email_sent.connect(sent_email, sender=Email, dispatch_uid="autosend_queue.email_sent")
+    email_sent.connect(email_settled, sender=Email, dispatch_uid="autosend_queue.email_sent")
+    email_failed.connect(email_settled, sender=Email, dispatch_uid="autosend_queue.email_failed")
 
 
 def user_saved(
@@ -54,7 +56,7 @@ def user_deleted(sender: type[AbstractBaseUser], instance: AbstractBaseUser, **k
     sequences.cancel_for_user(instance)
 
 
-def sent_email(sender: type[Email], email: Email, **kwargs: Any) -> None:
+def email_settled(sender: type[Email], email: Email, **kwargs: Any) -> None:
     if email.enrollment_id is not None:
         sequences.complete_if_finished(email.enrollment_id)
 

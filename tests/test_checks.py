@@ -70,3 +70,19 @@ def test_checks_run_with_manage_py_check():
     from django.core.management import call_command
 
     call_command("check")
+
+
+def test_a_user_data_path_that_does_not_import_is_an_error():
+    assert ids(USER_DATA="nowhere.user_data") == ["autosend_queue.E007"]
+
+
+def test_a_user_data_that_is_not_callable_is_an_error():
+    assert ids(USER_DATA="autosend_queue.conf.DEFAULTS") == ["autosend_queue.E007"]
+
+
+def test_a_callable_user_data_passes():
+    assert ids(USER_DATA="autosend_queue.sequences.default_user_data") == []
+
+
+def test_a_missing_webhook_secret_is_a_warning():
+    assert ids(WEBHOOK_SECRET="") == ["autosend_queue.W003"]

@@ -14,7 +14,7 @@ from autosend_queue import cancel, enroll, states
 from autosend_queue.exceptions import ConfigurationError, InvalidPayload
 from autosend_queue.models import Email, EmailStatus, Enrollment
 from autosend_queue.sequences import enroll_many
-from autosend_queue.signals import email_sent
+from autosend_queue.signals import email_failed, email_sent
 from autosend_queue.transports import locmem
 from tests.factories import (
     EmailFactory,
@@ -330,6 +330,16 @@ def test_an_enrollment_is_completed_when_its_last_email_is_sent():
     enrollment = enroll(UserFactory(), sequence_of(timedelta(0), timedelta(days=1)))
     for email in enrollment.emails.order_by("scheduled_at"):
         send(email)
+    enrollment.refresh_from_db()
+    assert enrollment.status == Enrollment.Status.COMPLETED
+
+
+def test_an_enrollment_whose_last_email_failed_for_good_is_completed():
+    enrollment = enroll(UserFactory(), sequence_of(timedelta(0), timedelta(days=1)))
+    first, last = enrollment.emails.order_by("scheduled_at")
+    send(first)
+    states.transition([last.pk], states.FAILED)
+    email_failed.send(sender=Email, email=last, reason="HTTP 400")
     enrollment.refresh_from_db()
     assert enrollment.status == Enrollment.Status.COMPLETED
 
