@@ -20,6 +20,10 @@ TIME_ZONE = "UTC"
 ROOT_URLCONF = "demo_project.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # QStash's callbacks write while the request that published is still recording its answer:
+    # take SQLite's write lock up front, so a writer waits instead of failing "database is locked".
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 
 INSTALLED_APPS = [
     "django.contrib.admin",

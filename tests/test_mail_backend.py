@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import django
 import pytest
 from django.core import mail
 from django.core.mail import EmailMessage, EmailMultiAlternatives
@@ -202,3 +203,12 @@ def test_send_messages_costs_the_same_queries_for_any_number_of_messages(
     messages = [message(to=[f"r{index}@example.com"]) for index in range(count)]
     with django_assert_num_queries(5):  # savepoint, 3 bulk inserts, release
         assert send(*messages) == count
+
+
+@pytest.mark.skipif(django.VERSION < (6, 1), reason="MAILERS arrived in Django 6.1")
+def test_it_works_as_a_django_6_1_mailer():
+    from django.test import override_settings
+
+    with override_settings(MAILERS={"default": {"BACKEND": "autosend_queue.mail.EmailBackend"}}):
+        mail.send_mail("Hi", "Hello", "team@example.com", ["ada@example.com"])
+    assert Email.objects.get().payload["to"] == {"email": "ada@example.com"}
