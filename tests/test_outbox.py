@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -102,7 +103,7 @@ def test_delay_in_seconds_schedules_the_email():
         <= email.scheduled_at
         <= timezone.now() + timedelta(seconds=90)
     )
-    assert locmem.outbox[0].message["not_before"] == int(email.scheduled_at.timestamp())
+    assert locmem.outbox[0].message["not_before"] == math.ceil(email.scheduled_at.timestamp())
 
 
 def test_delay_as_timedelta_schedules_the_email():
@@ -235,3 +236,9 @@ def test_a_callback_that_overtakes_the_publish_answer_keeps_the_message_id(monke
     email.refresh_from_db()
     assert email.status == EmailStatus.SENT
     assert email.qstash_message_id == locmem.outbox[0].message_id
+
+
+def test_not_before_never_falls_before_the_scheduled_instant():
+    when = timezone.now().replace(microsecond=900_000) + timedelta(minutes=5)
+    welcome(send_at=when)
+    assert locmem.outbox[0].message["not_before"] >= when.timestamp()

@@ -7,6 +7,7 @@ transport would send.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -67,7 +68,8 @@ def build_message(email: Email) -> dict[str, Any]:
         },
     }
     if email.scheduled_at > timezone.now():
-        message["not_before"] = int(email.scheduled_at.timestamp())
+        # Rounded up: QStash takes whole seconds, and an email must not leave before its time.
+        message["not_before"] = math.ceil(email.scheduled_at.timestamp())
     return message
 
 
