@@ -96,20 +96,15 @@ def send_email(
         dynamic_data=dynamic_data,
         unsubscribe_group_id=unsubscribe_group_id,
     )
-    scheduled_at = schedule_time(delay, send_at)
-    if dedup_key is not None:
-        existing = Email.objects.filter(idempotency_key=dedup_key).first()
-        if existing is not None:
-            return existing
-    email = new_email(payload, EmailKind.SINGLE, scheduled_at, user=user, idempotency_key=dedup_key)
-    try:
-        with transaction.atomic():
-            (created,) = create_emails([email])
-    except IntegrityError:
-        if dedup_key is None:
-            raise
-        return Email.objects.get(idempotency_key=dedup_key)
-    return created
+    email = new_email(
+        payload,
+        EmailKind.SINGLE,
+        schedule_time(delay, send_at),
+        user=user,
+        idempotency_key=dedup_key,
+    )
+    (written,) = create_once([email])
+    return written
 
 
 def send_bulk(
@@ -146,21 +141,12 @@ def send_bulk(
     )
     scheduled_at = schedule_time(delay, send_at)
     keys = [None if dedup_key is None else f"{dedup_key}:{index}" for index in range(len(bodies))]
-    if dedup_key is not None:
-        existing = list(Email.objects.filter(idempotency_key__in=keys).order_by("id"))
-        if existing:
-            return existing
-    emails = [
-        new_email(body, EmailKind.BULK, scheduled_at, user=user, idempotency_key=key)
-        for body, key in zip(bodies, keys, strict=True)
-    ]
-    try:
-        with transaction.atomic():
-            return create_emails(emails)
-    except IntegrityError:
-        if dedup_key is None:
-            raise
-        return list(Email.objects.filter(idempotency_key__in=keys).order_by("id"))
+    return create_once(
+        [
+            new_email(body, EmailKind.BULK, scheduled_at, user=user, idempotency_key=key)
+            for body, key in zip(bodies, keys, strict=True)
+        ]
+    )
 
 
 def resend(email: Email) -> Email:
@@ -261,6 +247,23 @@ def new_email(
         scheduled_at=scheduled_at,
         **fields,
     )
+
+
+def create_once(emails: list[Email]) -> list[Email]:
+    """``create_emails``, unless their idempotency keys were used: then the Emails written with
+    them, and nothing is published. A concurrent writer of the same keys is settled by the
+    unique constraint."""
+    keys = [email.idempotency_key for email in emails if email.idempotency_key is not None]
+    written = Email.objects.filter(idempotency_key__in=keys).order_by("id")
+    if keys and (existing := list(written)):
+        return existing
+    try:
+        with transaction.atomic():
+            return create_emails(emails)
+    except IntegrityError:
+        if not keys:
+            raise
+        return list(written.all())  # A fresh read: the first one found nothing.
 
 
 def create_emails(emails: list[Email]) -> list[Email]:

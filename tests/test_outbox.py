@@ -242,3 +242,31 @@ def test_not_before_never_falls_before_the_scheduled_instant():
     when = timezone.now().replace(microsecond=900_000) + timedelta(minutes=5)
     welcome(send_at=when)
     assert locmem.outbox[0].message["not_before"] >= when.timestamp()
+
+
+@pytest.mark.postgres
+def test_two_concurrent_sends_with_one_dedup_key_write_one_email():
+    import threading
+    import time
+
+    from django.db import connection
+
+    start = threading.Barrier(2)
+    results: list[int] = []
+
+    def send(hold_open: float) -> None:
+        try:
+            start.wait()
+            with transaction.atomic():
+                results.append(welcome(dedup_key="receipt:7").pk)
+                time.sleep(hold_open)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(hold,)) for hold in (0.3, 0.0)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Email.objects.count() == 1
+    assert results == [Email.objects.get().pk] * 2
