@@ -1,5 +1,9 @@
 """Settings for the test suite: SQLite in memory, or PostgreSQL when DATABASE_URL is set."""
 
+import os
+import tempfile
+from pathlib import Path
+
 import environ
 
 env = environ.Env()
@@ -14,6 +18,18 @@ AUTH_USER_MODEL = "testapp.User"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 DATABASES = {"default": env.db("DATABASE_URL", default="sqlite://:memory:")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory: Django shares an in-memory database's one connection with the live
+    # server's thread, and the end-to-end tests' callbacks would then use the test's connection
+    # at the same time as the test. SQLite's write lock is taken up front so writers wait.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"autosend-queue-tests-{os.getpid()}.sqlite3")
+    }
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL;",
+    }
 
 INSTALLED_APPS = [
     "django.contrib.admin",
