@@ -28,6 +28,7 @@ def bench_modules(selected: list[str]) -> Iterator[str]:
 def main(selected: list[str]) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     import django
+    from django.core.management import call_command
     from django.test.utils import setup_databases, setup_test_environment, teardown_databases
 
     django.setup()
@@ -35,6 +36,7 @@ def main(selected: list[str]) -> int:
     databases = setup_databases(verbosity=0, interactive=False)
     try:
         for name in bench_modules(selected):
+            call_command("flush", interactive=False, verbosity=0)  # Each starts empty (TRUNCATE).
             started = time.perf_counter()
             module = importlib.import_module(f"benchmarks.{name}")
             print(f"## {name}: {module.__doc__.strip().splitlines()[0] if module.__doc__ else ''}")
