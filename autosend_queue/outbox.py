@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from autosend_queue import payloads, states
 from autosend_queue.conf import app_settings
 from autosend_queue.exceptions import InvalidPayload
 from autosend_queue.models import Email, EmailEvent, EmailKind, EmailRecipient, EmailStatus
+from autosend_queue.text import storable
 from autosend_queue.transports import PublishResult, get_transport
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
+ERROR_LIMIT = 1000
 Delay = timedelta | int | float
 
 
@@ -343,7 +345,7 @@ def _publish_chunk(emails: list[Email]) -> PublishSummary:
         results = get_transport().publish(emails)
     except Exception as error:  # A transport must not lose Emails, whatever it raises.
         logger.exception("autosend_queue: transport raised while publishing %d emails", len(emails))
-        results = [PublishResult(error=f"{type(error).__name__}: {error}"[:500])] * len(emails)
+        results = [PublishResult(error=f"{type(error).__name__}: {error}")] * len(emails)
     _record_results(emails, results)
     summary = PublishSummary(calls=1)
     for result in results:
@@ -359,7 +361,10 @@ def _publish_chunk(emails: list[Email]) -> PublishSummary:
 @transaction.atomic
 def _record_results(emails: list[Email], results: list[PublishResult]) -> None:
     now = timezone.now()
-    outcomes = list(zip(emails, results, strict=True))
+    outcomes = [
+        (email, replace(result, error=storable(result.error, ERROR_LIMIT)))
+        for email, result in zip(emails, results, strict=True)
+    ]
     accepted = {e.pk: {"qstash_message_id": r.message_id} for e, r in outcomes if r.accepted}
     rejected = {e.pk: {"last_error": r.error} for e, r in outcomes if r.permanent}
     deferred = [(e.pk, r.error) for e, r in outcomes if not (r.accepted or r.permanent)]

@@ -211,3 +211,12 @@ def test_cancel_is_one_call_to_qstash(qstash):
     assert sorted(json.loads(route.calls[0].request.content)["messageIds"]) == sorted(
         e.qstash_message_id for e in emails
     )
+
+
+def test_an_error_that_echoes_the_api_key_is_stored_redacted(qstash):
+    qstash.post("/v2/batch").respond(400, text="bad header Bearer AS_test_key")
+    email = welcome()
+    email.refresh_from_db()
+    assert "AS_test_key" not in email.last_error
+    assert "[redacted]" in email.last_error
+    assert "AS_test_key" not in str(list(email.events.values_list("data", flat=True)))

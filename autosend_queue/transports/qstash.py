@@ -81,9 +81,7 @@ def _entry_result(entry: Any) -> PublishResult:
             message_id=str(entry["messageId"]), deduplicated=bool(entry.get("deduplicated"))
         )
     error = entry.get("error") if isinstance(entry, dict) else None
-    return PublishResult(
-        error=f"QStash refused the message: {error or entry!r:.500}", permanent=True
-    )
+    return PublishResult(error=f"QStash refused the message: {error or entry!r}", permanent=True)
 
 
 def _status_of(error: Exception) -> int | None:
@@ -95,5 +93,5 @@ def _status_of(error: Exception) -> int | None:
 
 def _describe(error: Exception, status: int | None) -> str:
     if status is None:
-        return f"QStash unreachable: {type(error).__name__}: {error}"[:500]
-    return f"QStash answered {status}: {error}"[:500]
+        return f"QStash unreachable: {type(error).__name__}: {error}"
+    return f"QStash answered {status}: {error}"
