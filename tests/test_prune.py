@@ -93,7 +93,7 @@ def test_deletion_goes_in_batches_with_a_progress_bar():
     for _ in range(5):
         email_created_days_ago(40, EmailStatus.SENT)
     output = prune("--older-than", "30", "--batch-size", "2")
-    progress = [line.split("] ")[1].split("\n")[0] for line in output.split("\r")[1:]]
+    progress = [line.split("% ")[1].split(" ")[0] for line in output.split("\r")[1:]]
     assert progress == ["2/5", "4/5", "5/5"]
     assert "Deleted 5 of 5 cancelled/failed/sent emails created before" in output
     assert remaining() == set()

@@ -20,12 +20,12 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from autosend_queue.exceptions import InvalidPayload
+from autosend_queue.management.progress import draw_progress
 from autosend_queue.models import Enrollment, Sequence
 from autosend_queue.outbox import BATCH_SIZE
 from autosend_queue.sequences import enroll_many
 
 CHUNK_SIZE = 100
-BAR_WIDTH = 30
 
 
 def since_argument(value: str) -> datetime:
@@ -64,12 +64,12 @@ class Command(BaseCommand):
             return
         started = time.monotonic()
         enrolled = done = 0
-        self._draw_progress(done, total)
+        draw_progress(self.stdout, done, total, "users")
         while done < total and (chunk := list(candidates[:CHUNK_SIZE])):
             enrolled += len(self._enroll(chunk, sequence))
             done += len(chunk)
             candidates = candidates.filter(pk__gt=chunk[-1].pk)
-            self._draw_progress(done, total)
+            draw_progress(self.stdout, done, total, "users")
         self.stdout.write("")
         self.stdout.write(
             f"Enrolled {enrolled} of {done} users in {sequence.slug!r} in "
@@ -115,10 +115,3 @@ class Command(BaseCommand):
             f"Would enroll {users} users in {sequence.slug!r}: {users * steps} emails "
             f"in {calls} QStash calls. Nothing was written."
         )
-
-    def _draw_progress(self, done: int, total: int) -> None:
-        filled = BAR_WIDTH * done // total if total else BAR_WIDTH
-        percent = 100 * done // total if total else 100
-        bar = "#" * filled + "." * (BAR_WIDTH - filled)
-        self.stdout.write(f"\r[{bar}] {percent:3d}% {done}/{total} users", ending="")
-        self.stdout.flush()

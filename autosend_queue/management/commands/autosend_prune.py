@@ -18,10 +18,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from autosend_queue import states
+from autosend_queue.management.progress import draw_progress
 from autosend_queue.models import Email, EmailStatus
 
 PRUNABLE = (EmailStatus.SENT, EmailStatus.FAILED, EmailStatus.CANCELLED)
-PROGRESS_BAR_WIDTH = 30
 
 
 class Command(BaseCommand):
@@ -63,7 +63,7 @@ class Command(BaseCommand):
         deleted = 0
         for deleted in self._delete_in_batches(old, batch_size):
             if show_progress:
-                self._progress(deleted, total)
+                draw_progress(self.stdout, deleted, total, "emails")
         if show_progress:
             self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"Deleted {deleted} of {described}."))
@@ -80,12 +80,6 @@ class Command(BaseCommand):
                 _, per_model = old.filter(id__in=ids).delete()
             deleted += per_model.get(Email._meta.label, 0)
             yield deleted
-
-    def _progress(self, done: int, total: int) -> None:
-        filled = PROGRESS_BAR_WIDTH * done // total
-        bar = "#" * filled + "-" * (PROGRESS_BAR_WIDTH - filled)
-        self.stdout.write(f"\r[{bar}] {done}/{total}", ending="")
-        self.stdout.flush()
 
 
 def _positive(option: str, value: int) -> int:
