@@ -16,7 +16,6 @@ from functools import cached_property
 from typing import Any, cast
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename
@@ -36,6 +35,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from autosend_queue import outbox, states
+from autosend_queue.admin.confirmation import is_confirmed, resubmitted_selection
 from autosend_queue.conf import app_settings
 from autosend_queue.models import Email, EmailEvent, EmailRecipient, EmailStatus
 
@@ -422,7 +422,7 @@ class EmailAdmin(admin.ModelAdmin):
     def resend_selected(
         self, request: HttpRequest, queryset: QuerySet[Email]
     ) -> TemplateResponse | None:
-        if not _confirmed(request):
+        if not is_confirmed(request):
             selection = Selection.of(queryset)
             plan = ngettext(
                 "%(count)d new email will copy the selected one's body and be published now; "
@@ -443,7 +443,7 @@ class EmailAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[Email]
     ) -> TemplateResponse | None:
         selection = Selection.of(queryset)
-        if not _confirmed(request):
+        if not is_confirmed(request):
             plan = ngettext(
                 "%(count)d email not sent yet (pending, queued or retrying) will be cancelled; "
                 "QStash is told to drop what it holds.",
@@ -469,7 +469,7 @@ class EmailAdmin(admin.ModelAdmin):
     ) -> TemplateResponse | None:
         selection = Selection.of(queryset)
         too_far = _beyond_max_delay_note(selection.beyond_max_delay)
-        if not _confirmed(request):
+        if not is_confirmed(request):
             plan = ngettext(
                 "%(count)d pending email will be handed to QStash now; it keeps its scheduled "
                 "time.",
@@ -496,35 +496,24 @@ class EmailAdmin(admin.ModelAdmin):
         plan: list[str],
     ) -> TemplateResponse:
         """An intermediate page, like Django's delete confirmation: what will happen, the first
-        emails selected, and a form that posts the same selection again with ``post=yes``.
-
-        The ids posted (at most a page of checkboxes) are posted back as they came, with
-        ``select_across`` and to the same filtered URL, so a selection across all pages stays
-        "everything this filter matches" rather than becoming a million ids.
-        """
+        emails selected, and a form that posts the same selection again with ``post=yes``, to the
+        same filtered URL."""
         action = request.POST["action"]
         shown = list(queryset[:CONFIRMATION_LIST_SIZE])
         context = {
             **self.admin_site.each_context(request),
             "title": _("Are you sure?"),
             "opts": self.opts,
-            "action": action,
             "action_label": getattr(self, action).short_description,
             "plan": [line for line in plan if line],
             "emails": [(email, status_badge(email)) for email in shown],
             "more": selection.total - len(shown),
-            "select_across": request.POST.get("select_across") == "1",
-            "selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            **resubmitted_selection(request),
             "form_url": request.get_full_path(),
         }
         return TemplateResponse(
             request, "admin/autosend_queue/email/action_confirmation.html", context
         )
-
-
-def _confirmed(request: HttpRequest) -> bool:
-    return request.POST.get("post") == "yes"
 
 
 def _join(*sentences: str) -> str:

@@ -15,7 +15,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
@@ -28,6 +27,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from autosend_queue import sequences, states
+from autosend_queue.admin.confirmation import is_confirmed, resubmitted_selection
 from autosend_queue.durations import describe_delay
 from autosend_queue.models import Email, Enrollment, Sequence, SequenceStep
 
@@ -106,7 +106,7 @@ class CancellingAdmin(admin.ModelAdmin):
         self, request: HttpRequest, chosen: QuerySet[Any], enrollments: QuerySet[Enrollment]
     ) -> TemplateResponse | None:
         """Cancel on the confirmation page's POST; before it, answer that page."""
-        if request.POST.get("post") == "yes":
+        if is_confirmed(request):
             cancelled = sequences.cancel_enrollments(enrollments)
             self.message_user(request, _cancelled_message(cancelled), messages.SUCCESS)
             return None
@@ -142,10 +142,7 @@ def _confirmation(
         "remaining_emails": Email.objects.filter(
             enrollment__in=enrollments.values("pk"), status__in=states.CANCELLABLE
         ).count(),
-        "action": request.POST["action"],
-        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        "selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-        "select_across": request.POST.get("select_across") == "1",
+        **resubmitted_selection(request),
     }
     return TemplateResponse(request, CONFIRMATION_TEMPLATE, context)
 
